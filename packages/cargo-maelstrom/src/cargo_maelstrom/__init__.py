@@ -1,0 +1,5 @@
+"""cargo-maelstrom."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("cargo-maelstrom")

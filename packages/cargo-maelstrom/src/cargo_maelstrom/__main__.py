@@ -1,0 +1,3 @@
+from cargo_maelstrom.cli import main
+
+main()

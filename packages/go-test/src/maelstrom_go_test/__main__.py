@@ -1,0 +1,3 @@
+from maelstrom_go_test.cli import main
+
+main()

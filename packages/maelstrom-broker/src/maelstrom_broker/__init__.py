@@ -1,0 +1,5 @@
+"""maelstrom-broker."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("maelstrom-broker")

@@ -1,0 +1,3 @@
+from maelstrom_broker.cli import main
+
+main()

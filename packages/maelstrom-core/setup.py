@@ -1,0 +1,19 @@
+# Only the extension modules live here; all metadata is in pyproject.toml.
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+SRC = Path("src/maelstrom_core")
+
+extensions = [
+    Extension(f"maelstrom_core.{pyx.stem}", [str(pyx)], extra_compile_args=["-O2"])
+    for pyx in sorted(SRC.glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": 3, "embedsignature": True},
+    )
+)

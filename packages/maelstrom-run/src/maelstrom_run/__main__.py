@@ -1,0 +1,3 @@
+from maelstrom_run.cli import main
+
+main()

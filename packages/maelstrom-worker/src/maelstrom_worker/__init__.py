@@ -1,0 +1,5 @@
+"""maelstrom-worker."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("maelstrom-worker")

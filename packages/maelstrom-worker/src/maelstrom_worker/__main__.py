@@ -1,0 +1,3 @@
+from maelstrom_worker.cli import main
+
+main()
