@@ -1,0 +1,20 @@
+"""``maelstrom-worker``: options -> resolved config -> the worker's entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from maelstrom_core.cli import maelstrom_command, run_cli, run_entry_point
+from maelstrom_core.config import NoOptions, WorkerConfig
+
+from . import __version__
+
+
+@maelstrom_command(WorkerConfig, version=__version__, make_options=lambda values: NoOptions())
+def cli(config: WorkerConfig, options: NoOptions) -> int | None:
+    """The maelstrom cluster worker: runs jobs in rootless containers for a broker."""
+    return run_entry_point("maelstrom_worker._main", "the worker", config, options)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(cli, argv)
