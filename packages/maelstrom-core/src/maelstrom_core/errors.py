@@ -18,6 +18,7 @@ __all__ = [
     "DigestMismatch",
     "ExecutionError",
     "ExtensionMissing",
+    "FilterError",
     "HostUnsupported",
     "InternalError",
     "LaunchError",
@@ -49,6 +50,18 @@ class ConfigError(UsageError):
 
 class SpecError(MaelstromError):
     """A bad job, container or layer spec; the message names the file, line and field."""
+
+
+class FilterError(UsageError):
+    """A test filter pattern (``--include``/``--exclude``/directive) that does not parse.
+
+    ``pattern`` is the text and ``position`` the 0-based offset the message's column names.
+    """
+
+    def __init__(self, message: str, *, pattern: str = "", position: int = 0) -> None:
+        super().__init__(message)
+        self.pattern = pattern
+        self.position = position
 
 
 class ProtocolError(MaelstromError):
@@ -84,12 +97,17 @@ class SystemError_(MaelstromError):  # noqa: N801 - the builtin SystemError mean
 
 
 class LaunchError(MaelstromError):
-    """A step of the container launch script failed with an errno."""
+    """A step of the container launch script failed with an errno.
 
-    def __init__(self, step: str, errno: int, message: str) -> None:
+    ``job_fault`` is true when the job's spec is to blame (missing program, bad working
+    directory, missing mount point, bad bind source): an execution error, not a system error.
+    """
+
+    def __init__(self, step: str, errno: int, message: str, *, job_fault: bool = False) -> None:
         super().__init__(message)
         self.step = step
         self.errno = errno
+        self.job_fault = job_fault
 
 
 class HostUnsupported(SystemError_):

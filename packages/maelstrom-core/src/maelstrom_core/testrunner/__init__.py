@@ -1,0 +1,32 @@
+"""The test-runner framework every front end shares: filters, the test DB, reports."""
+
+from ._filter import ARTIFACT_KINDS as ARTIFACT_KINDS
+from ._filter import CARGO as CARGO
+from ._filter import DIALECTS as DIALECTS
+from ._filter import GO as GO
+from ._filter import PYTEST as PYTEST
+from ._filter import And as And
+from ._filter import ArtifactKind as ArtifactKind
+from ._filter import CaseInfo as CaseInfo
+from ._filter import CompoundSelector as CompoundSelector
+from ._filter import Dialect as Dialect
+from ._filter import Diff as Diff
+from ._filter import Expr as Expr
+from ._filter import Filter as Filter
+from ._filter import Not as Not
+from ._filter import Or as Or
+from ._filter import SelectorDef as SelectorDef
+from ._filter import SimpleSelector as SimpleSelector
+from ._filter import compile_filter as compile_filter
+from ._filter import format_expr as format_expr
+from ._filter import parse_filter as parse_filter
+from ._testdb import DB_FILE_NAME as DB_FILE_NAME
+from ._testdb import DB_VERSION as DB_VERSION
+from ._testdb import MAX_TIMINGS as MAX_TIMINGS
+from ._testdb import PRIORITY_KNOWN_GOOD as PRIORITY_KNOWN_GOOD
+from ._testdb import PRIORITY_NEW_OR_FAILED as PRIORITY_NEW_OR_FAILED
+from ._testdb import CaseRecord as CaseRecord
+from ._testdb import Outcome as Outcome
+from ._testdb import TestDb as TestDb
+from ._testdb import TestDbStore as TestDbStore
+from ._testdb import TomlValue as TomlValue
