@@ -1,0 +1,8 @@
+"""The client library: submit jobs, follow their progress, get their outcomes."""
+
+from ._client import Client as Client
+from ._client import ClientSettings as ClientSettings
+from ._client import JobRunner as JobRunner
+from ._client import open_client as open_client
+
+__all__ = ["Client", "ClientSettings", "JobRunner", "open_client"]
