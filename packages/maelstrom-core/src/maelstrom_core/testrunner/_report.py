@@ -148,7 +148,7 @@ def write_junit_xml(path: Path, suite_name: str, results: Iterable[CaseResult]) 
         }
         time = sum(c.duration or 0.0 for c in cases)
         suite = ET.SubElement(
-            suites, "testsuite", name=package, time=f"{time:.3f}", **_str_values(counts)
+            suites, "testsuite", {"name": package, "time": f"{time:.3f}", **_str_values(counts)}
         )
         for case in cases:
             _junit_case(suite, package, case)
