@@ -37,6 +37,7 @@ from ._config import (
 )
 
 __all__ = [
+    "AdminConfig",
     "BrokerConfig",
     "CargoConfig",
     "ClientConfig",
@@ -412,6 +413,27 @@ class WorkerConfig(GithubConfig, CommonConfig):
             self.require("broker", "to connect over tcp")
 
 
+class AdminConfig(GithubConfig, CommonConfig):
+    """``maelstrom-admin``: Table C + the broker to talk to."""
+
+    program = "maelstrom-admin"
+    xdg_prefix = "maelstrom/admin"
+    env_prefix = "MAELSTROM_ADMIN_"
+
+    broker: BrokerAddress | None = key(
+        BROKER_ADDRESS,
+        "Socket address of the broker (host:port).",
+        default_text="no default, must be set",
+        short="b",
+        heading=CLUSTER,
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.cluster_communication_strategy == "tcp":
+            self.require("broker", "to connect over tcp")
+
+
 # ---------------------------------------------------------------------------------------------
 # Non-config command-line options
 
@@ -434,6 +456,7 @@ class TestRunnerOptions:
     init: bool = False
     watch: bool = False
     list_mode: ListMode | None = None
+    junit_xml: Path | None = None  # --junit-xml: write a JUnit XML report here (not a config key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ TEST_SELECTION = "Test Selection Options"
 TEST_METADATA = "Test Metadata Options"
 LIST = "List Options"
 WATCH = "Watch Options"
+REPORT = "Report Options"
 JOB = "Job Options"
 
 _VAR_ARGS = "maelstrom.var_args"
@@ -362,6 +363,15 @@ def runner_params(list_modes: Sequence[ListMode]) -> list[click.Parameter]:
     for mode in list_modes:
         decls, text = texts[mode]
         params.append(HeadedOption(decls, is_flag=True, help=text, heading=LIST))
+    params.append(
+        HeadedOption(
+            ["--junit-xml", "junit_xml"],
+            metavar="PATH",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also write the results as a JUnit XML report to PATH.",
+            heading=REPORT,
+        )
+    )
     return params
 
 
@@ -388,6 +398,7 @@ def runner_options(values: dict[str, Any]) -> TestRunnerOptions:
         init=bool(values["init"]),
         watch=bool(values["watch"]),
         list_mode=list_mode,
+        junit_xml=values.get("junit_xml"),
     )
 
 
