@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
 from maelstrom_core.config import BrokerConfig
-
 from tests._helpers.cli import check_help_lists_every_key, clean_env, printed_config, run_script
 
 SCRIPT = "maelstrom-broker"
@@ -80,13 +78,50 @@ def test_unknown_option_is_a_one_line_usage_error(tmp_path: Path) -> None:
     assert "--slots" in result.stderr
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("maelstrom_broker._main") is not None,
-    reason="the broker's entry point exists in this build",
-)
-def test_without_entry_point_it_says_not_available(tmp_path: Path) -> None:
-    result = run_script(SCRIPT, env=clean_env(tmp_path))
-    assert (result.exit_code, result.stderr) == (
-        2,
-        "maelstrom-broker: error: the broker is not available in this build\n",
+# --- maelstrom-admin ----------------------------------------------------------------------------
+
+ADMIN = "maelstrom-admin"
+
+
+def test_admin_help_lists_every_key_and_the_commands(tmp_path: Path) -> None:
+    from maelstrom_core.config import AdminConfig
+
+    flat = check_help_lists_every_key(ADMIN, AdminConfig, tmp_path)
+    assert "-b, --broker SOCKADDR" in flat
+    for name in ("status", "stats", "stat", "stop", "shut-down", "shutdown"):
+        assert name in flat
+
+
+def test_admin_version(tmp_path: Path) -> None:
+    result = run_script(ADMIN, "--version", env=clean_env(tmp_path))
+    assert (result.exit_code, result.stdout.split()[0]) == (0, ADMIN)
+
+
+def test_admin_needs_a_broker(tmp_path: Path) -> None:
+    result = run_script(ADMIN, "status", env=clean_env(tmp_path))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "maelstrom-admin: error: broker must be set to connect over tcp: use --broker, "
+        "MAELSTROM_ADMIN_BROKER, MAELSTROM_BROKER or broker in a config file\n"
     )
+
+
+def test_admin_needs_a_known_command(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, MAELSTROM_BROKER="localhost:1")
+    for args in ((), ("restart",)):
+        result = run_script(ADMIN, *args, env=env)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1, args
+        assert "status" in result.stderr, args
+
+
+def test_admin_broker_from_file_and_hidden_keys_from_env(tmp_path: Path) -> None:
+    home_file = tmp_path / ".config/maelstrom/admin/config.toml"
+    home_file.parent.mkdir(parents=True)
+    home_file.write_text('broker = "example.com:1234"\n')
+    env = clean_env(tmp_path, MAELSTROM_ADMIN_GITHUB_ACTIONS_TOKEN="tok")
+    result = run_script(ADMIN, "-P", "status", env=env)
+    assert result.exit_code == 0, result.stderr
+    values = printed_config(result.stdout)
+    assert values["broker"] == ('"example.com:1234"', f"{home_file}:1")
+    assert values["github-actions-token"][0] == '"***"'

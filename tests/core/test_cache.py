@@ -374,7 +374,9 @@ def test_public_surface() -> None:
 
     assert sorted(cache.__all__) == [
         "ArtifactSource",
+        "BackgroundRemover",
         "CACHEDIR_TAG",
+        "CacheDirectory",
         "CacheKey",
         "CacheStatistics",
         "EntryKind",

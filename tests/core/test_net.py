@@ -414,3 +414,19 @@ async def test_zero_byte_raw_phase(tmp_path: Path) -> None:
         with tempfile.TemporaryFile() as out:
             await broker.receive_bytes_into_file(0, out)
         assert await broker.receive() == proto.FetchResponse(error="next")
+
+
+async def test_send_many_sends_every_message_in_order_and_checks_the_direction() -> None:
+    worker, broker = memory_message_stream_pair(proto.Role.WORKER)
+    job_ids = [proto.JobId(1, n) for n in range(300)]
+    batch: list[proto.Message] = [proto.WorkerCancelJob(job_id) for job_id in job_ids]
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(broker.send_many, batch)
+            for job_id in job_ids:
+                assert await worker.receive() == proto.WorkerCancelJob(job_id)
+        with pytest.raises(InternalError, match="JobRequest may not be sent"):
+            await broker.send_many([proto.ShutDown("x"), proto.JobRequest(0, JobSpec("/x", ()))])
+        await broker.send_many([])  # nothing to send is fine
+        await broker.send(proto.ShutDown("after"))
+        assert await worker.receive() == proto.ShutDown("after")  # nothing of the refused batch

@@ -7,8 +7,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from maelstrom_core.config import RunConfig
 
+from maelstrom_core.config import RunConfig
 from tests._helpers.cli import check_help_lists_every_key, clean_env, printed_config, run_script
 
 SCRIPT = "maelstrom-run"
@@ -61,16 +61,3 @@ def test_bad_escape_char_names_the_flag(tmp_path: Path) -> None:
     result = run_script(SCRIPT, "--escape-char", "ab", env=clean_env(tmp_path))
     assert result.exit_code == 2
     assert "for escape-char (from --escape-char)" in result.stderr
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("maelstrom_run._main") is not None,
-    reason="maelstrom-run's entry point exists in this build",
-)
-def test_program_after_one_is_not_parsed_as_options(tmp_path: Path) -> None:
-    # `-l` belongs to ls: parsing stops at PROGRAM, so we get as far as the entry point.
-    result = run_script(SCRIPT, "--one", "ls", "-l", env=clean_env(tmp_path))
-    assert (result.exit_code, result.stderr) == (
-        2,
-        "maelstrom-run: error: maelstrom-run is not available in this build\n",
-    )

@@ -19,8 +19,11 @@ from typing import Protocol
 
 import trio
 
+from ._broker_client import UploadProgress, open_broker_runner
+from ._config import BrokerAddress
 from ._job import JobOutcome, JobSpec, JobState, LayerRef, TtySpec, WindowSize
 from ._layer_spec import LayerSpec
+from ._preflight import check_host
 from .errors import ArtifactError, MaelstromError
 from .executor import DEFAULT_CACHE_SIZE, DEFAULT_INLINE_LIMIT, Executor
 from .layers import BuiltLayer, LayerBuilder
@@ -103,11 +106,17 @@ class Client:
     """
 
     def __init__(
-        self, settings: ClientSettings, local: JobRunner, remote: JobRunner | None
+        self,
+        settings: ClientSettings,
+        local: JobRunner,
+        remote: JobRunner | None,
+        *,
+        uploads: UploadProgress | None = None,
     ) -> None:
         self._settings = settings
         self._local = local
         self._remote = remote
+        self._uploads = uploads
         self._store = ContainerStore(client_environment=settings.environment)
         self._builder = LayerBuilder(
             settings.project_dir, settings.cache_dir, settings.template_vars
@@ -121,6 +130,11 @@ class Client:
     @property
     def settings(self) -> ClientSettings:
         return self._settings
+
+    @property
+    def uploads(self) -> UploadProgress | None:
+        """Artifact uploads to the broker, for progress displays; ``None`` when standalone."""
+        return self._uploads
 
     def add_containers(self, containers: Mapping[str, ContainerSpec]) -> None:
         """Name containers for later jobs; a name given again replaces the earlier one."""
@@ -204,8 +218,23 @@ def _ignore(state: JobState) -> None:
 
 
 @asynccontextmanager
-async def open_client(settings: ClientSettings) -> AsyncIterator[Client]:
-    """A client in standalone mode: every job runs on the embedded local worker."""
+async def open_client(
+    settings: ClientSettings, *, broker: BrokerAddress | None = None
+) -> AsyncIterator[Client]:
+    """A client: in cluster mode when ``broker`` is given, else standalone.
+
+    Standalone, every job runs on the embedded local worker. In cluster mode jobs go to the
+    broker, except local-only ones (bind mounts, network ``local``, a TTY), which still run on
+    the local worker.
+
+    Raises:
+        HostUnsupported: standalone, and this host cannot run rootless containers.
+        PeerBroken: the broker cannot be reached.
+        VersionMismatch: the broker speaks another protocol version.
+    """
+    if broker is None:
+        # Say once, up front, why containers cannot run here, instead of failing every job.
+        check_host()
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     async with Executor(
         settings.cache_dir / "local-worker",
@@ -213,4 +242,9 @@ async def open_client(settings: ClientSettings) -> AsyncIterator[Client]:
         inline_limit=settings.inline_limit,
         slots=settings.slots,
     ) as executor:
-        yield Client(settings, _LocalRunner(executor), None)
+        local = _LocalRunner(executor)
+        if broker is None:
+            yield Client(settings, local, None)
+            return
+        async with open_broker_runner(broker.host, broker.port) as remote:
+            yield Client(settings, local, remote, uploads=remote.uploads)

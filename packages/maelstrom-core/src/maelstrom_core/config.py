@@ -19,6 +19,7 @@ from ._config import format_byte_size as format_byte_size
 from ._config import parse_broker_address as parse_broker_address
 from ._config import parse_byte_size as parse_byte_size
 from ._config import parse_escape_char as parse_escape_char
+from ._config_programs import AdminConfig as AdminConfig
 from ._config_programs import BrokerConfig as BrokerConfig
 from ._config_programs import CargoConfig as CargoConfig
 from ._config_programs import ClientConfig as ClientConfig
@@ -34,6 +35,7 @@ from ._config_programs import TestRunnerOptions as TestRunnerOptions
 from ._config_programs import WorkerConfig as WorkerConfig
 
 __all__ = [
+    "AdminConfig",
     "BrokerAddress",
     "BrokerConfig",
     "CargoConfig",

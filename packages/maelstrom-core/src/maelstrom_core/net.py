@@ -138,6 +138,19 @@ class MessageStream(trio.abc.AsyncResource):
             self._check_usable()
             await self._send_all(frame)
 
+    async def send_many(self, messages: Iterable[Message]) -> None:
+        """Send several messages with one write, in order: a busy server's outbox costs one
+        system call per batch instead of one per message. Raises as ``send`` does."""
+        direction = self._send_direction
+        frames = []
+        for message in messages:
+            if direction is not None and type(message) not in direction.messages:
+                raise InternalError(f"{type(message).__name__} may not be sent {direction.name}")
+            frames.append(encode_frame(encode(message), self._max_frame_size))
+        async with self._send_lock:
+            self._check_usable()
+            await self._send_all(b"".join(frames))
+
     async def receive(self) -> Message:
         """Receive one message.
 

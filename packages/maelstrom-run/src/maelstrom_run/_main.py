@@ -70,19 +70,22 @@ def client_settings(config: RunConfig) -> ClientSettings:
     )
 
 
-def _check_cluster_mode(config: RunConfig) -> None:
-    if config.broker is not None:
+def _check_strategy(config: RunConfig) -> None:
+    if config.cluster_communication_strategy != "tcp":
         raise UsageError(
-            "cluster mode (--broker) is not available in this build; leave broker unset to run "
-            "jobs on the local worker"
+            f"cluster-communication-strategy {config.cluster_communication_strategy!r} is not "
+            "available in this build; use tcp"
         )
 
 
 async def _run_stream(config: RunConfig, options: RunOptions) -> int:
-    _check_cluster_mode(config)
+    _check_strategy(config)
     exit_codes = _ExitCodes()
     source = str(options.file) if options.file is not None else "<stdin>"
-    async with open_client(client_settings(config)) as client, trio.open_nursery() as nursery:
+    async with (
+        open_client(client_settings(config), broker=config.broker) as client,
+        trio.open_nursery() as nursery,
+    ):
         try:
             async for item in _stream_items(options.file, source):
                 if isinstance(item, ContainersItem):
@@ -208,9 +211,9 @@ async def first_job(options: RunOptions) -> tuple[JobItem, list[ContainersItem]]
 
 
 async def _run_one(config: RunConfig, options: RunOptions) -> JobOutcome:
-    _check_cluster_mode(config)
+    _check_strategy(config)
     item, containers = await first_job(options)
-    async with open_client(client_settings(config)) as client:
+    async with open_client(client_settings(config), broker=config.broker) as client:
         for containers_item in containers:
             client.add_containers(containers_item.containers)
         return await client.run_job(item.spec, label=f"job {item.index}")

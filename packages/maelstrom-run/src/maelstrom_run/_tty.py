@@ -127,11 +127,12 @@ async def _run_tty(config: RunConfig, options: RunOptions) -> JobOutcome:
 
                 async def proxy() -> None:
                     await started.wait()
-                    _say(
-                        f"Job started. {escape}^C to interrupt, {escape}^Z to suspend, "
-                        f"{escape}{escape} to transmit {escape}."
-                    )
+                    # Raw before the banner: keys typed as soon as it shows must reach the job.
                     with raw_terminal(0):
+                        _say(
+                            f"Job started. {escape}^C to interrupt, {escape}^Z to suspend, "
+                            f"{escape}{escape} to transmit {escape}."
+                        )
                         async with trio.open_nursery() as inner:
                             inner.start_soon(_keyboard_to_job, master, escape.byte)
                             inner.start_soon(_job_to_screen, master)
@@ -155,7 +156,7 @@ def _say(line: str) -> None:
 @contextmanager
 def raw_terminal(fd: int) -> Iterator[None]:
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: that would drop what was typed ahead
     try:
         yield
     finally:

@@ -12,7 +12,12 @@ from . import __version__
 
 @maelstrom_command(WorkerConfig, version=__version__, make_options=lambda values: NoOptions())
 def cli(config: WorkerConfig, options: NoOptions) -> int | None:
-    """The maelstrom cluster worker: runs jobs in rootless containers for a broker."""
+    """The maelstrom cluster worker: runs jobs in rootless containers for a broker.
+
+    If the connection to the broker ends, the worker cancels its jobs and reconnects, with
+    backoff, until the broker is back (the original Maelstrom worker exits instead). It exits
+    0 when the broker tells it to shut down, or on SIGTERM, SIGINT or SIGHUP.
+    """
     return run_entry_point("maelstrom_worker._main", "the worker", config, options)
 
 
