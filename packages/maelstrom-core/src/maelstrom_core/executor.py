@@ -147,9 +147,12 @@ class Executor:
         async with self._slots:
             report(JobState.RUNNING)
             try:
-                # The spec lists layers bottom first; overlayfs wants its lower dirs top first.
+                # The spec lists layers bottom first; overlayfs wants its lower dirs top first,
+                # and refuses the same dir twice (ELOOP). Two specs can build the same layer
+                # (a directive's shared libraries and the front end's): the topmost one counts.
+                lower = list(dict.fromkeys(dirs[::-1]))
                 return await run_container(
-                    spec, dirs[::-1], inline_limit=self._inline_limit, tty_fd=tty_fd
+                    spec, lower, inline_limit=self._inline_limit, tty_fd=tty_fd
                 )
             except ExecutionError as e:
                 return JobError(JobErrorKind.EXECUTION, str(e))
