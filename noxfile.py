@@ -68,9 +68,9 @@ def check_versions(session: nox.Session) -> None:
         project = nox.project.load_toml(f"{folder}/pyproject.toml")["project"]
         versions[project["name"]] = project["version"]
         for dependency in project.get("dependencies", []):
-            if dependency.startswith("maelstrom-core"):
-                if dependency != f"maelstrom-core=={project['version']}":
-                    session.error(f"{folder}: {dependency!r} does not pin the shared version")
+            pinned = f"maelstrom-core=={project['version']}"
+            if dependency.startswith("maelstrom-core") and dependency != pinned:
+                session.error(f"{folder}: {dependency!r} does not pin the shared version")
     if len(set(versions.values())) != 1:
         session.error(f"members disagree on the version: {versions}")
 
@@ -94,7 +94,7 @@ def build(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks under bench/: each prints its figures beside a baseline run in the same process."""
+    """Benchmarks under bench/: each prints its figures beside a baseline from the same run."""
     install_packages(session)
     session.install(*group("test"))
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -19,7 +19,7 @@ from maelstrom_broker._scheduler import (
     Scheduler,
     Send,
 )
-from maelstrom_core._job import (
+from maelstrom_core.job import (
     ArtifactType,
     BindMount,
     ExitCode,

@@ -18,7 +18,8 @@ import pytest
 import trio
 
 from maelstrom_broker._server import BrokerSettings, RunningBroker, serve_broker
-from maelstrom_core._job import (
+from maelstrom_core.errors import ArtifactError, PeerBroken
+from maelstrom_core.job import (
     ArtifactType,
     ExitCode,
     JobCompleted,
@@ -27,8 +28,7 @@ from maelstrom_core._job import (
     LayerRef,
     Output,
 )
-from maelstrom_core._manifest import FileByDigest, ManifestEntry, encode_manifest
-from maelstrom_core.errors import ArtifactError, PeerBroken
+from maelstrom_core.manifest import FileByDigest, ManifestEntry, encode_manifest
 from maelstrom_core.net import HELLO_TIMEOUT, MessageStream, open_message_stream
 from maelstrom_core.proto import (
     ArtifactTransferred,

@@ -21,7 +21,7 @@ from cargo_maelstrom._cargo import (
     Target,
     Workspace,
 )
-from maelstrom_core._layer_spec import PathsLayer, PrefixOptions, SharedLibraryDependenciesLayer
+from maelstrom_core.specs import PathsLayer, PrefixOptions, SharedLibraryDependenciesLayer
 from maelstrom_core.testrunner import CARGO, compile_filter
 
 from .conftest import EXAMPLE, copy_project

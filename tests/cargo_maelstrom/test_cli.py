@@ -6,8 +6,8 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
-from maelstrom_core.config import CargoConfig
 
+from maelstrom_core.config import CargoConfig
 from tests._helpers.cli import check_help_lists_every_key, clean_env, printed_config, run_script
 
 SCRIPT = "cargo-maelstrom"

@@ -209,7 +209,7 @@ def _live_children() -> list[psutil.Process]:
 
 
 def test_case_status_is_the_default_mapping() -> None:
-    from maelstrom_core._job import ExitCode, JobCompleted, Output, Signaled
+    from maelstrom_core.job import ExitCode, JobCompleted, Output, Signaled
 
     fe = CargoFrontend.__new__(CargoFrontend)
     artifact = TestArtifact(

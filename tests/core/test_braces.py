@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from maelstrom_core._braces import expand_braces
 from maelstrom_core.errors import SpecError
 

@@ -378,8 +378,10 @@ def test_public_surface() -> None:
         "CACHEDIR_TAG",
         "CacheDirectory",
         "CacheKey",
+        "CacheState",
         "CacheStatistics",
         "EntryKind",
+        "GetResult",
         "LayerCache",
         "open_layer_cache",
     ]

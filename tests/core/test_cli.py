@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maelstrom_core._config import STRING_LIST, key
 from maelstrom_core.cli import (
     configure_logging,

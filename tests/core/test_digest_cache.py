@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from maelstrom_core._digest_cache import DigestCache, FileStat
 from maelstrom_core.errors import ArtifactError
 

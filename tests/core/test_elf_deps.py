@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from maelstrom_core._elf_deps import LibraryResolver, read_elf
 from maelstrom_core._ldso_cache import parse_ld_so_cache, parse_ld_so_conf, read_ld_so_cache
 from maelstrom_core.errors import SpecError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from maelstrom_core import _preflight, errors, launcher
+from maelstrom_core import errors, launcher, preflight
 from maelstrom_core._job import BindMount, Network, ProcMount, SysMount, TmpMount
 from maelstrom_core.launcher import LaunchSpec, spawn
 from tests._helpers.rootfs import build_binaries_layer, build_stubs_layer
@@ -206,18 +206,18 @@ def test_low_stdio_fds_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.requires_userns
 def test_check_host_passes_once_and_caches(privilege: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_preflight, "_checked", False)
-    assert _preflight.host_problem() is None
-    _preflight.check_host()
-    assert _preflight._checked is None
-    _preflight.check_host()
+    monkeypatch.setattr(preflight, "_checked", False)
+    assert preflight.host_problem() is None
+    preflight.check_host()
+    assert preflight._checked is None
+    preflight.check_host()
 
 
 def test_check_host_repeats_a_cached_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
     verdict = errors.HostUnsupported("set the sysctl user.max_user_namespaces")
-    monkeypatch.setattr(_preflight, "_checked", verdict)
+    monkeypatch.setattr(preflight, "_checked", verdict)
     with pytest.raises(errors.HostUnsupported, match="max_user_namespaces"):
-        _preflight.check_host()
+        preflight.check_host()
 
 
 def test_missing_extension_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch) -> None:

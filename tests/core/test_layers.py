@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from maelstrom_core._job import ArtifactType
 from maelstrom_core._layer_spec import (
     GlobLayer,

@@ -9,6 +9,7 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from maelstrom_core._manifest import (
     MANIFEST_INLINE_LIMIT,
     Directory,

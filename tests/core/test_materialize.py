@@ -23,13 +23,9 @@ from maelstrom_core._manifest import (
     Symlink,
     Whiteout,
 )
-from maelstrom_core._materialize import (
-    OPAQUE_XATTR,
-    WHITEOUT_XATTR,
-    file_digests,
-    materialize_manifest,
-)
+from maelstrom_core._materialize import OPAQUE_XATTR, WHITEOUT_XATTR, materialize_manifest
 from maelstrom_core.errors import ArtifactError
+from maelstrom_core.manifest import file_digests
 
 T = 1_705_000_271
 

@@ -68,7 +68,9 @@ def test_summary_reports_tests_not_run():
 def test_junit_xml(tmp_path):
     results = [
         CaseResult("t1", CaseStatus.OK, 0.5, package="p1"),
-        CaseResult("t2", CaseStatus.FAIL, 1.0, "exited with code 101", ("boom\x1b[0m",), package="p1"),
+        CaseResult(
+            "t2", CaseStatus.FAIL, 1.0, "exited with code 101", ("boom\x1b[0m",), package="p1"
+        ),
         CaseResult("t3", CaseStatus.ERR, None, "execution error: no such file", package="p2"),
         CaseResult("t4", CaseStatus.IGNORED, package="p2"),
         CaseResult("t5", CaseStatus.TIMEOUT, 3.0, "timed out", package="p2"),
@@ -78,10 +80,13 @@ def test_junit_xml(tmp_path):
     root = ET.parse(out).getroot()
     assert root.tag == "testsuites"
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
-        "5", "2", "1", "1",
+        "5",
+        "2",
+        "1",
+        "1",
     )
     p1, p2 = root.findall("testsuite")
-    assert p1.get("name") == "p1" and p1.get("failures") == "1"
+    assert (p1.get("name"), p1.get("failures")) == ("p1", "1")
     t2 = p1.findall("testcase")[1]
     assert t2.find("failure").get("message") == "exited with code 101"
     assert t2.find("system-out").text == "boom\\x1b[0m"

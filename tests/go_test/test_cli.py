@@ -6,7 +6,6 @@ import importlib.metadata
 from pathlib import Path
 
 from maelstrom_core.config import GoTestConfig
-
 from tests._helpers.cli import check_help_lists_every_key, clean_env, printed_config, run_script
 
 SCRIPT = "maelstrom-go-test"

@@ -15,7 +15,7 @@ from typing import IO
 import psutil
 import trio
 
-from maelstrom_core._job import ArtifactType, JobSpec, LayerRef, ProcMount, TmpMount
+from maelstrom_core.job import ArtifactType, JobSpec, LayerRef, ProcMount, TmpMount
 from tests._helpers.cli import clean_env, script_path
 from tests._helpers.rootfs import build_binaries_layer, build_stubs_layer
 

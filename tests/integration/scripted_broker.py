@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from maelstrom_core._job import ArtifactType, JobSpec
-from maelstrom_core._manifest import decode_manifest
-from maelstrom_core._materialize import file_digests
 from maelstrom_core.errors import ConnectionClosed, MaelstromError, PeerBroken, ProtocolError
+from maelstrom_core.job import ArtifactType, JobSpec
+from maelstrom_core.manifest import decode_manifest, file_digests
 from maelstrom_core.net import MessageStream, accept_hello
 from maelstrom_core.proto import (
     ArtifactTransferred,

@@ -11,7 +11,8 @@ import pytest
 import trio
 
 from maelstrom_core._broker_client import UploadStatistics, open_broker_runner
-from maelstrom_core._job import (
+from maelstrom_core.errors import InternalError, PeerBroken
+from maelstrom_core.job import (
     ArtifactType,
     JobError,
     JobErrorKind,
@@ -21,7 +22,6 @@ from maelstrom_core._job import (
     LayerRef,
     Network,
 )
-from maelstrom_core.errors import InternalError, PeerBroken
 from maelstrom_core.proto import ArtifactTransferred, CancelJob, GeneralError, JobRequest
 from tests.integration.scripted_broker import ScriptedBroker
 

@@ -142,14 +142,15 @@ def test_invalid_json_names_job_line_and_column_and_earlier_jobs_still_report(
     assert result.stdout == "first\n"
     error = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(error) == 1
-    assert "<stdin>" in error[0] and "job 2" in error[0] and "line 2" in error[0]
+    assert error[0].startswith("maelstrom-run: error: <stdin>: job 2 (line 2, ")
     assert "Traceback" not in result.stderr
 
 
 def test_invalid_field_names_the_field(tmp_path: Path) -> None:
     result = run(tmp_path, '{"program": "echo", "layers": [], "user": -1}')
     assert result.returncode == 1
-    assert "user" in result.stderr and "job 1" in result.stderr
+    assert "job 1" in result.stderr
+    assert "user" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -157,7 +158,8 @@ def test_missing_layer_file_is_an_error_for_that_job(tmp_path: Path) -> None:
     stream = json.dumps({"layers": [{"paths": ["no/such/file"]}], "program": "x"})
     result = run(tmp_path, stream)
     assert result.returncode == 1
-    assert "no/such/file" in result.stderr and "job 1" in result.stderr
+    assert "job 1" in result.stderr
+    assert "no/such/file" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maelstrom_core._job import ExitCode, JobCompleted, JobSpec, JobState
+from maelstrom_core.job import ExitCode, JobCompleted, JobSpec, JobState
 from maelstrom_core.proto import JobId, WorkerJobResponse, WorkerJobStatusUpdate
 from maelstrom_worker._connection import Backoff
 from maelstrom_worker._dispatcher import CancelTask, Dispatcher, Send, StartTask

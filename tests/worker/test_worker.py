@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from maelstrom_core._job import (
+from maelstrom_core.job import (
     ExitCode,
     JobCompleted,
     JobError,

@@ -18,13 +18,13 @@ from typing import Final
 
 import trio
 
-from maelstrom_core._layer_spec import (
+from maelstrom_core.errors import MaelstromError
+from maelstrom_core.specs import (
     LayerSpec,
     PathsLayer,
     PrefixOptions,
     SharedLibraryDependenciesLayer,
 )
-from maelstrom_core.errors import MaelstromError
 from maelstrom_core.testrunner import ArtifactKind, CaseInfo
 
 __all__ = [

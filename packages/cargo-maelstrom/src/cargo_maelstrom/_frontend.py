@@ -13,10 +13,10 @@ from typing import Final
 
 import trio
 
-from maelstrom_core._job import JobCompleted
-from maelstrom_core._layer_spec import LayerSpec
 from maelstrom_core.config import CargoConfig
 from maelstrom_core.errors import MaelstromError, UsageError
+from maelstrom_core.job import JobCompleted
+from maelstrom_core.specs import LayerSpec
 from maelstrom_core.testrunner import (
     ARTIFACT_KINDS,
     CARGO,

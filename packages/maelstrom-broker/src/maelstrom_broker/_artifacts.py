@@ -16,12 +16,10 @@ from typing import BinaryIO
 
 import trio
 
-from maelstrom_core._cache_state import CacheKey, EntryKind
-from maelstrom_core._manifest import decode_manifest
-from maelstrom_core._materialize import file_digests
-from maelstrom_core.cache import BackgroundRemover, CacheDirectory
+from maelstrom_core.cache import BackgroundRemover, CacheDirectory, CacheKey, EntryKind
 from maelstrom_core.digest import Sha256
 from maelstrom_core.errors import ArtifactError, DigestMismatch
+from maelstrom_core.manifest import decode_manifest, file_digests
 from maelstrom_core.net import MessageStream
 
 __all__ = ["ArtifactStore", "open_artifact_store", "read_manifest_blobs"]

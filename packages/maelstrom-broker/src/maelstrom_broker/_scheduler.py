@@ -40,9 +40,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
-from maelstrom_core._cache_state import CacheKey, CacheState, EntryKind, GetResult
-from maelstrom_core._job import ArtifactType, JobError, JobErrorKind, JobOutcome, JobSpec, JobState
+from maelstrom_core.cache import CacheKey, CacheState, EntryKind, GetResult
 from maelstrom_core.errors import InternalError
+from maelstrom_core.job import ArtifactType, JobError, JobErrorKind, JobOutcome, JobSpec, JobState
 from maelstrom_core.proto import (
     ArtifactTransferred,
     BrokerStatistics,

@@ -93,7 +93,9 @@ class BrokerSettings:
 class RunningBroker:
     """What ``serve_broker`` reports once it listens."""
 
-    def __init__(self, host: str, port: int, scheduler: Scheduler, stop: Callable[[str], None]):
+    def __init__(
+        self, host: str, port: int, scheduler: Scheduler, stop: Callable[[str, bool], None]
+    ):
         self.host = host
         self.port = port
         self.scheduler = scheduler  # read it, never drive it: the server owns it

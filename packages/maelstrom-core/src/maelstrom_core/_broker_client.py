@@ -27,8 +27,7 @@ from typing import BinaryIO, Final
 import trio
 
 from ._job import ArtifactType, JobError, JobErrorKind, JobOutcome, JobSpec, JobState
-from ._manifest import decode_manifest
-from ._materialize import file_digests
+from ._manifest import decode_manifest, file_digests
 from .errors import (
     ArtifactError,
     ConnectionClosed,

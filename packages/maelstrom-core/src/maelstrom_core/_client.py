@@ -23,10 +23,10 @@ from ._broker_client import UploadProgress, open_broker_runner
 from ._config import BrokerAddress
 from ._job import JobOutcome, JobSpec, JobState, LayerRef, TtySpec, WindowSize
 from ._layer_spec import LayerSpec
-from ._preflight import check_host
 from .errors import ArtifactError, MaelstromError
 from .executor import DEFAULT_CACHE_SIZE, DEFAULT_INLINE_LIMIT, Executor
 from .layers import BuiltLayer, LayerBuilder
+from .preflight import check_host
 from .specs import CollapsedJob, ContainerSpec, ContainerStore
 from .specs import JobSpec as UserJobSpec
 

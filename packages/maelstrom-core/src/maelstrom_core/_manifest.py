@@ -37,6 +37,7 @@ __all__ = [
     "Whiteout",
     "decode_manifest",
     "encode_manifest",
+    "file_digests",
     "iter_manifest",
 ]
 
@@ -315,3 +316,12 @@ def _check_data(entry: ManifestEntry) -> None:
         raise ArtifactError(f"entry {path!r}: size {entry.size} for an entry without file data")
     if isinstance(data, Symlink) and (not data.target or b"\0" in data.target):
         raise ArtifactError(f"entry {path!r}: symlink target is empty or holds NUL")
+
+
+def file_digests(entries: Iterable[ManifestEntry]) -> list[bytes]:
+    """The distinct blob digests a manifest's entries refer to, in first-use order."""
+    seen: dict[bytes, None] = {}
+    for entry in entries:
+        if isinstance(entry.data, FileByDigest):
+            seen.setdefault(entry.data.digest, None)
+    return list(seen)

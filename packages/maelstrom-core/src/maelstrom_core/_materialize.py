@@ -54,7 +54,6 @@ __all__ = [
     "ROOT_DIR_MODE",
     "WHITEOUT_XATTR",
     "TreeWriter",
-    "file_digests",
     "materialize_manifest",
 ]
 
@@ -369,15 +368,6 @@ def materialize_manifest(
             case Whiteout():
                 writer.whiteout(path)
     writer.finish()
-
-
-def file_digests(entries: Iterable[ManifestEntry]) -> list[bytes]:
-    """The distinct blob digests a manifest's entries refer to, in first-use order."""
-    seen: dict[bytes, None] = {}
-    for entry in entries:
-        if isinstance(entry.data, FileByDigest):
-            seen.setdefault(entry.data.digest, None)
-    return list(seen)
 
 
 def _clamp(mtime: int) -> int:

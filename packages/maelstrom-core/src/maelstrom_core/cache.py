@@ -42,8 +42,8 @@ import trio
 
 from ._cache_state import CacheKey, CacheState, CacheStatistics, EntryKind, GetResult
 from ._job import ArtifactType, LayerRef
-from ._manifest import ManifestEntry, decode_manifest
-from ._materialize import file_digests, materialize_manifest
+from ._manifest import ManifestEntry, decode_manifest, file_digests
+from ._materialize import materialize_manifest
 from ._tar import extract_tar
 from .digest import Sha256, sha256_bytes
 from .errors import ArtifactError, DigestMismatch
@@ -54,8 +54,10 @@ __all__ = [
     "BackgroundRemover",
     "CacheDirectory",
     "CacheKey",
+    "CacheState",
     "CacheStatistics",
     "EntryKind",
+    "GetResult",
     "LayerCache",
     "open_layer_cache",
 ]

@@ -92,7 +92,7 @@ class ExecutionError(MaelstromError):
     """The job could not be started, and it is the job's own fault (bad program, bad cwd)."""
 
 
-class SystemError_(MaelstromError):  # noqa: N801 - the builtin SystemError means something else
+class SystemError_(MaelstromError):
     """The job could not be run, and it is maelstrom's or the host's fault."""
 
 

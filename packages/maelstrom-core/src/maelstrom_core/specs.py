@@ -6,6 +6,15 @@ test-runner directives), keep named containers in a ``ContainerStore`` and ``col
 job into a ``CollapsedJob``, whose layer specs the client builds into a resolved ``JobSpec``.
 """
 
+from ._layer_spec import GlobLayer as GlobLayer
+from ._layer_spec import LayerSpec as LayerSpec
+from ._layer_spec import PathsLayer as PathsLayer
+from ._layer_spec import PrefixOptions as PrefixOptions
+from ._layer_spec import SharedLibraryDependenciesLayer as SharedLibraryDependenciesLayer
+from ._layer_spec import StubsLayer as StubsLayer
+from ._layer_spec import SymlinksLayer as SymlinksLayer
+from ._layer_spec import SymlinkSpec as SymlinkSpec
+from ._layer_spec import TarLayer as TarLayer
 from ._specs_collapse import ContainerStore as ContainerStore
 from ._specs_collapse import ImageConfigProvider as ImageConfigProvider
 from ._specs_env import evaluate_environment as evaluate_environment
@@ -50,6 +59,7 @@ __all__ = [
     "ContainersItem",
     "DockerImageName",
     "EnvironmentSpec",
+    "GlobLayer",
     "ImageConfig",
     "ImageConfigProvider",
     "ImageRef",
@@ -57,9 +67,17 @@ __all__ = [
     "JobItem",
     "JobSpec",
     "JobStreamParser",
+    "LayerSpec",
     "LocalImageName",
     "MountSpec",
+    "PathsLayer",
+    "PrefixOptions",
+    "SharedLibraryDependenciesLayer",
     "StreamItem",
+    "StubsLayer",
+    "SymlinkSpec",
+    "SymlinksLayer",
+    "TarLayer",
     "TomlWhere",
     "Where",
     "evaluate_environment",

@@ -15,7 +15,10 @@ from typing import BinaryIO, cast
 
 import trio
 
-from maelstrom_core._job import (
+from maelstrom_core.client import Client, ClientSettings, open_client
+from maelstrom_core.config import RunConfig, RunOptions
+from maelstrom_core.errors import MaelstromError, UsageError
+from maelstrom_core.job import (
     ExitCode,
     JobCompleted,
     JobError,
@@ -25,9 +28,6 @@ from maelstrom_core._job import (
     Output,
     Signaled,
 )
-from maelstrom_core.client import Client, ClientSettings, open_client
-from maelstrom_core.config import RunConfig, RunOptions
-from maelstrom_core.errors import MaelstromError, UsageError
 from maelstrom_core.specs import ContainersItem, JobItem, JobStreamParser
 
 _CHUNK = 64 * 1024

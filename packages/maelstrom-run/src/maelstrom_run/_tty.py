@@ -22,10 +22,10 @@ from typing import Any
 
 import trio
 
-from maelstrom_core._job import JobOutcome, JobState, WindowSize
 from maelstrom_core.client import open_client
 from maelstrom_core.config import RunConfig, RunOptions
 from maelstrom_core.errors import MaelstromError
+from maelstrom_core.job import JobOutcome, JobState, WindowSize
 
 from ._main import client_settings, exit_like, first_job
 

@@ -20,7 +20,6 @@ from typing import Final
 
 import trio
 
-from maelstrom_core._job import JobOutcome, JobSpec, JobState
 from maelstrom_core.errors import (
     ConnectionClosed,
     PeerBroken,
@@ -28,6 +27,7 @@ from maelstrom_core.errors import (
     VersionMismatch,
 )
 from maelstrom_core.executor import Executor
+from maelstrom_core.job import JobOutcome, JobSpec, JobState
 from maelstrom_core.net import MessageStream, open_message_stream
 from maelstrom_core.proto import (
     EnqueueJob,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from maelstrom_core._job import JobOutcome, JobSpec, JobState
+from maelstrom_core.job import JobOutcome, JobSpec, JobState
 from maelstrom_core.proto import JobId, WorkerJobResponse, WorkerJobStatusUpdate
 
 __all__ = [

@@ -7,10 +7,10 @@ import signal
 
 import trio
 
-from maelstrom_core._preflight import check_host
 from maelstrom_core.config import NoOptions, WorkerConfig
 from maelstrom_core.errors import UsageError
 from maelstrom_core.executor import Executor
+from maelstrom_core.preflight import check_host
 
 from ._connection import BrokerShutDown, serve_broker
 
