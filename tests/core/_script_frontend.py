@@ -217,6 +217,9 @@ class ScriptFrontend:
         program = self.programs.get(case.name, f"/{artifact.path.name}")
         return program, (case.name,)
 
+    def working_directory(self, artifact: TestArtifact) -> str | None:
+        return None  # "/" unless the directives say otherwise
+
     def binary_layers(
         self, artifact: TestArtifact, include_shared_libraries: bool
     ) -> list[LayerSpec]:

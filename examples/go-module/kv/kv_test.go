@@ -77,8 +77,8 @@ func TestConcurrentPuts(t *testing.T) {
 	}
 }
 
-// The seed file reaches the container through a glob layer in maelstrom-go-test.toml, at
-// /testdata/; the working directory is "/" there and the package directory under go test.
+// Reads testdata/ relative to the package directory, which is the working directory under go
+// test and under maelstrom-go-test alike.
 func TestLoadSeedFile(t *testing.T) {
 	f, err := os.Open("testdata/seed.kv")
 	if err != nil {

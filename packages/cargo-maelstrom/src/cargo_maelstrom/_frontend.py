@@ -296,6 +296,9 @@ class CargoFrontend:
     def job(self, artifact: TestArtifact, case: TestCase) -> tuple[str, tuple[str, ...]]:
         return _cargo.test_command(artifact.path, case.name, self._extra_args)
 
+    def working_directory(self, artifact: TestArtifact) -> str | None:
+        return None  # cargo test runs test binaries wherever it is: "/" in the container
+
     def binary_layers(
         self, artifact: TestArtifact, include_shared_libraries: bool
     ) -> list[LayerSpec]:

@@ -378,9 +378,9 @@ class _Run:
         base_layers = tuple(self.frontend.binary_layers(artifact, False))
         container = metadata.container
         container = dataclasses.replace(container, layers=(container.layers or ()) + base_layers)
-        # Optional front-end hook (go: the package's directory, as `go test` runs tests): the
-        # working directory when neither the directives nor an image's ``use`` give one.
-        working_directory = getattr(self.frontend, "working_directory", None)
+        # The front end's working directory (go: the package's directory, as `go test` runs
+        # tests) applies when neither the directives nor an image's ``use`` give one.
+        working_directory = self.frontend.working_directory(artifact)
         parent = container.parent
         if (
             working_directory is not None
@@ -390,9 +390,7 @@ class _Run:
                 or (isinstance(parent, ImageRef) and ImageUse.WORKING_DIRECTORY not in parent.use)
             )
         ):
-            container = dataclasses.replace(
-                container, working_directory=working_directory(artifact)
-            )
+            container = dataclasses.replace(container, working_directory=working_directory)
         user_job = UserJobSpec(
             program=program,
             container=container,

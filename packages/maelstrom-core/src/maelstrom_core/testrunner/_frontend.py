@@ -33,10 +33,6 @@ scratch (re-reading metadata and the spec file)::
 
 ``run_app(make_frontend, config, options, *, console=None) -> int`` handles ``--init``,
 ``--list-*``, ``--watch``, ``--junit-xml`` (``options.junit_xml``) and returns the exit code.
-
-Optional: a front end may define ``working_directory(artifact) -> str``, the case's working
-directory in the container when neither the directives nor an image (through ``use``) give
-one; without it the default is ``/``. Go uses it to run tests in their package's directory.
 """
 
 from __future__ import annotations
@@ -235,6 +231,12 @@ class Frontend(Protocol):
         """The layers appended after the directives' ones: the binary at ``/`` (a paths
         layer with ``strip_prefix``) and, when ``include_shared_libraries``, a
         shared-library-dependencies layer for it (``follow_symlinks=True``)."""
+        ...
+
+    def working_directory(self, artifact: TestArtifact) -> str | None:
+        """The case's working directory in the container when neither the directives nor an
+        image (through ``use``) give one; ``None`` for ``/``. Go runs tests in their package's
+        directory, as ``go test`` does."""
         ...
 
     def case_status(
