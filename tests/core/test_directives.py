@@ -360,4 +360,4 @@ def test_the_examples_spec_files_parse() -> None:
     assert len(cargo.directives) == 3
     assert cargo.directives[1].line == 23
     go = SpecFile.load(examples / "go-module", "maelstrom-go-test.toml", "", GO)
-    assert len(go.directives) == 2
+    assert len(go.directives) == 1

@@ -255,12 +255,15 @@ def test_every_filter_in_the_example_spec_files_parses() -> None:
         CARGO: root / "examples" / "rust-workspace" / "cargo-maelstrom.toml",
         GO: root / "examples" / "go-module" / "maelstrom-go-test.toml",
     }
-    for dialect, path in specs.items():
-        directives = tomllib.loads(path.read_text(encoding="utf-8"))["directives"]
-        filters = [d["filter"] for d in directives if "filter" in d]
-        assert filters, path
-        for text in filters:
-            parse_filter(text, dialect, origin=str(path))
+    filters = [
+        (dialect, path, directive["filter"])
+        for dialect, path in specs.items()
+        for directive in tomllib.loads(path.read_text(encoding="utf-8"))["directives"]
+        if "filter" in directive
+    ]
+    assert filters
+    for dialect, path, text in filters:
+        parse_filter(text, dialect, origin=str(path))
 
 
 def test_a_compound_selector_used_bare_is_a_kind_test_in_cargo() -> None:
