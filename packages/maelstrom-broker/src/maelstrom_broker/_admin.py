@@ -36,12 +36,9 @@ class AdminOptions:
 
 
 async def main(config: AdminConfig, options: AdminOptions) -> int:
-    if config.cluster_communication_strategy != "tcp" or config.broker is None:
-        raise ConfigError(
-            "cluster-communication-strategy "
-            f"{config.cluster_communication_strategy} is not supported by maelstrom-admin; "
-            "use tcp with --broker"
-        )
+    config.require_tcp()
+    if config.broker is None:
+        raise ConfigError("maelstrom-admin needs the broker's address: --broker HOST:PORT")
     host, port = config.broker.host, config.broker.port
     with trio.fail_after(TIMEOUT):
         try:

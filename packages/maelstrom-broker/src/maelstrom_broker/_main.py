@@ -9,7 +9,6 @@ import signal
 import trio
 
 from maelstrom_core.config import BrokerConfig, NoOptions
-from maelstrom_core.errors import ConfigError
 
 from ._server import BrokerSettings, RunningBroker, serve_broker
 
@@ -23,11 +22,7 @@ async def main(config: BrokerConfig, options: NoOptions) -> int:
 
     The startup line carries ``addr: <host>:<port>,``: scripts parse the port from it.
     """
-    if config.cluster_communication_strategy != "tcp":
-        raise ConfigError(
-            "cluster-communication-strategy "
-            f"{config.cluster_communication_strategy} is not supported by this broker; use tcp"
-        )
+    config.require_tcp()
     if config.http_port:
         log.warning("http-port %d ignored: this broker has no web UI", config.http_port)
     settings = BrokerSettings(

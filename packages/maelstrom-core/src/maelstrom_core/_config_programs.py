@@ -35,6 +35,7 @@ from ._config import (
     cache_home,
     key,
 )
+from .errors import ConfigError
 
 __all__ = [
     "AdminConfig",
@@ -124,6 +125,16 @@ class GithubConfig(ConfigBase):
             why = "when cluster-communication-strategy is github"
             self.require("github-actions-token", why)
             self.require("github-actions-url", why)
+
+    def require_tcp(self) -> None:
+        """Refuse the github strategy: its keys are accepted, so the original's config files
+        load, but this build talks to clusters over TCP only."""
+        if self.cluster_communication_strategy != "tcp":
+            raise ConfigError(
+                f"cluster-communication-strategy {self.cluster_communication_strategy} "
+                f"(from {self.source('cluster-communication-strategy')}) is not supported by "
+                f"this build of {self.program}; use tcp"
+            )
 
 
 class ClientConfig(GithubConfig, CommonConfig):

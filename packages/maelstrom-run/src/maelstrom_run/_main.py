@@ -49,6 +49,7 @@ class _ExitCodes:
 
 
 def main(config: RunConfig, options: RunOptions) -> int:
+    config.require_tcp()
     if options.tty:
         from ._tty import run_tty
 
@@ -70,16 +71,7 @@ def client_settings(config: RunConfig) -> ClientSettings:
     )
 
 
-def _check_strategy(config: RunConfig) -> None:
-    if config.cluster_communication_strategy != "tcp":
-        raise UsageError(
-            f"cluster-communication-strategy {config.cluster_communication_strategy!r} is not "
-            "available in this build; use tcp"
-        )
-
-
 async def _run_stream(config: RunConfig, options: RunOptions) -> int:
-    _check_strategy(config)
     exit_codes = _ExitCodes()
     source = str(options.file) if options.file is not None else "<stdin>"
     async with (
@@ -211,7 +203,6 @@ async def first_job(options: RunOptions) -> tuple[JobItem, list[ContainersItem]]
 
 
 async def _run_one(config: RunConfig, options: RunOptions) -> JobOutcome:
-    _check_strategy(config)
     item, containers = await first_job(options)
     async with open_client(client_settings(config), broker=config.broker) as client:
         for containers_item in containers:

@@ -23,11 +23,7 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 def main(config: WorkerConfig, options: NoOptions) -> int:
     del options
-    if config.cluster_communication_strategy != "tcp":
-        raise UsageError(
-            f"cluster-communication-strategy {config.cluster_communication_strategy!r} is not "
-            "supported by this worker; use tcp"
-        )
+    config.require_tcp()
     # Fail at once, with what to change, rather than turning every job into a system error.
     check_host()
     code: int = trio.run(run_worker, config)

@@ -71,6 +71,7 @@ async def run_app(
             broker that cannot be reached (not in watch mode, where the error is printed
             and the runner waits for the next change).
     """
+    config.require_tcp()
     out = console if console is not None else Console(highlight=False)
     err = err_console if err_console is not None else Console(stderr=True, highlight=False)
     if options.init:
