@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -24,11 +25,14 @@ from maelstrom_core.job import (
     JobError,
     JobErrorKind,
     JobOutcome,
+    JobState,
     JobTimedOut,
     Output,
     Signaled,
 )
 from maelstrom_core.specs import ContainersItem, JobItem, JobStreamParser
+
+from ._progress import JobStates, StatusLine
 
 _CHUNK = 64 * 1024
 
@@ -74,38 +78,77 @@ def client_settings(config: RunConfig) -> ClientSettings:
 async def _run_stream(config: RunConfig, options: RunOptions) -> int:
     exit_codes = _ExitCodes()
     source = str(options.file) if options.file is not None else "<stdin>"
+    states = JobStates()
+    status = StatusLine(sys.stderr, states) if sys.stderr.isatty() else None
+    out = Reporter(status)
     async with (
         open_client(client_settings(config), broker=config.broker) as client,
         trio.open_nursery() as nursery,
     ):
-        try:
-            async for item in _stream_items(options.file, source):
-                if isinstance(item, ContainersItem):
-                    client.add_containers(item.containers)
-                    continue
-                nursery.start_soon(_run_and_report, client, item, source, exit_codes)
-        except MaelstromError as err:
-            # Jobs already submitted still run and report; the bad input fails the run.
-            _print_err(f"maelstrom-run: error: {err}")
-            exit_codes.add(1)
+        if status is not None:
+            nursery.start_soon(status.run)
+        async with trio.open_nursery() as jobs:
+            try:
+                async for item in _stream_items(options.file, source):
+                    if isinstance(item, ContainersItem):
+                        client.add_containers(item.containers)
+                        continue
+                    states.set(item.index, JobState.WAITING_FOR_ARTIFACTS)
+                    jobs.start_soon(_run_and_report, client, item, source, exit_codes, out, states)
+            except MaelstromError as err:
+                # Jobs already submitted still run and report; the bad input fails the run.
+                out.error(f"maelstrom-run: error: {err}")
+                exit_codes.add(1)
+        nursery.cancel_scope.cancel()  # all jobs are done: stop the progress line
     return exit_codes.code
 
 
 async def _run_and_report(
-    client: Client, item: JobItem, source: str, exit_codes: _ExitCodes
+    client: Client,
+    item: JobItem,
+    source: str,
+    exit_codes: _ExitCodes,
+    out: Reporter,
+    states: JobStates,
 ) -> None:
     label = f"job {item.index}"
+
+    def on_state(state: JobState) -> None:
+        states.set(item.index, state)
+
     try:
-        outcome = await client.run_job(item.spec, label=f"{source}: {label}")
+        outcome = await client.run_job(item.spec, label=f"{source}: {label}", on_state=on_state)
     except MaelstromError as err:
-        _print_err(f"maelstrom-run: error: {err}")
-        exit_codes.add(1)
-        return
-    exit_codes.add(report_outcome(label, outcome))
+        out.error(f"maelstrom-run: error: {err}")
+        code = 1
+    else:
+        code = out.outcome(label, outcome)
+    states.set(item.index, JobState.COMPLETE)
+    if code:
+        states.fail()
+    exit_codes.add(code)
 
 
-def report_outcome(label: str, outcome: JobOutcome) -> int:
-    """Print a job's output and diagnostics, atomically; return its exit code for the run."""
+class Reporter:
+    """Writes job output and diagnostics, each job's at once, above the progress line if any."""
+
+    def __init__(self, status: StatusLine | None = None) -> None:
+        self._status = status
+
+    def outcome(self, label: str, outcome: JobOutcome) -> int:
+        """Print a job's output and diagnostics; return its exit code for the run."""
+        with self._cleared():
+            return _report_outcome(label, outcome)
+
+    def error(self, line: str) -> None:
+        with self._cleared():
+            _print_err(line)
+
+    def _cleared(self) -> AbstractContextManager[None]:
+        return self._status.cleared() if self._status is not None else nullcontext()
+
+
+def _report_outcome(label: str, outcome: JobOutcome) -> int:
     if isinstance(outcome, JobError):
         kind = "execution" if outcome.kind is JobErrorKind.EXECUTION else "system"
         _print_err(f"{label}: {kind} error: {outcome.message}")
@@ -215,7 +258,7 @@ def exit_like(outcome: JobOutcome) -> int:
     if isinstance(outcome, JobCompleted) and isinstance(outcome.status, Signaled):
         _write_output("job 1", outcome.stdout, outcome.stderr)
         die_by_signal(outcome.status.signal)
-    code = report_outcome("job 1", outcome)
+    code = _report_outcome("job 1", outcome)
     if isinstance(outcome, JobCompleted) and isinstance(outcome.status, ExitCode):
         return outcome.status.code & 0xFF
     return code
