@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from maelstrom_core.client import Upload, UploadStatistics
 from maelstrom_core.job import JobState
 from maelstrom_run._progress import JobStates
 from tests.run.test_run import MAELSTROM_RUN, job, run
@@ -74,3 +75,17 @@ def test_no_progress_line_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     result = run(tmp_path, job("sh", "-c", "exit 0"))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_line_shows_uploads_in_flight() -> None:
+    states = JobStates()
+    states.set(1, JobState.WAITING_FOR_ARTIFACTS)
+    uploads = UploadStatistics(
+        active=(
+            Upload(b"\x01" * 32, Path("a.tar"), 3_000_000, 1_000_000),
+            Upload(b"\x02" * 32, Path("b"), 2_000_000, 500_000),
+        ),
+        completed=4,
+    )
+    assert states.line(uploads).endswith("; uploading 2: 1.5 MB/5.0 MB")
+    assert "uploading" not in states.line(UploadStatistics(completed=4))

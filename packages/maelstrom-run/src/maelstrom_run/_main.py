@@ -79,12 +79,12 @@ async def _run_stream(config: RunConfig, options: RunOptions) -> int:
     exit_codes = _ExitCodes()
     source = str(options.file) if options.file is not None else "<stdin>"
     states = JobStates()
-    status = StatusLine(sys.stderr, states) if sys.stderr.isatty() else None
-    out = Reporter(status)
     async with (
         open_client(client_settings(config), broker=config.broker) as client,
         trio.open_nursery() as nursery,
     ):
+        status = StatusLine(sys.stderr, states, client.uploads) if sys.stderr.isatty() else None
+        out = Reporter(status)
         if status is not None:
             nursery.start_soon(status.run)
         async with trio.open_nursery() as jobs:
