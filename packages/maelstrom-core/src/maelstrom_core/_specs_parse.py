@@ -87,8 +87,9 @@ CONTAINER_KEYS = frozenset(
 )
 JOB_KEYS = frozenset({"program", "arguments", "timeout", "priority"})
 
-# Order for "expected one of" lists: the order the reference documents them in.
-_CONTAINER_KEY_ORDER = (
+# Order for "expected one of" lists: the order the reference documents them in. Directives
+# reuse it (testrunner/_directives.py).
+CONTAINER_KEY_ORDER = (
     "image",
     "parent",
     "layers",
@@ -103,7 +104,7 @@ _CONTAINER_KEY_ORDER = (
     "user",
     "group",
 )
-_JOB_KEY_ORDER = ("program", "arguments", "timeout", "priority", *_CONTAINER_KEY_ORDER)
+_JOB_KEY_ORDER = ("program", "arguments", "timeout", "priority", *CONTAINER_KEY_ORDER)
 
 U32_MAX = 2**32 - 1
 
@@ -628,7 +629,7 @@ def parse_container_keys(
 
 def _container(value: object, where: Where, path: Path) -> ContainerSpec:
     table = _map(value, where, path)
-    reject_unknown_keys(table, _CONTAINER_KEY_ORDER, where, path)
+    reject_unknown_keys(table, CONTAINER_KEY_ORDER, where, path)
     return parse_container_keys(table, where, path)
 
 

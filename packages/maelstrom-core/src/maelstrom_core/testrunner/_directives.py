@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .._layer_spec import LayerSpec
 from .._specs_model import ContainerRef, ContainerSpec, EnvironmentSpec, ImageRef, MountSpec
-from .._specs_parse import format_path
+from .._specs_parse import CONTAINER_KEY_ORDER, U32_MAX, format_path
 from ..errors import FilterError, SpecError
 from ..specs import CONTAINER_KEYS, parse_container_keys, reject_unknown_keys
 from ._filter import CaseInfo, Dialect, Filter, parse_filter
@@ -40,24 +40,7 @@ __all__ = [
 
 _TOP_KEYS = ("directives", "containers")
 _OWN_KEYS = ("filter", "ignore", "timeout", "include_shared_libraries")
-_DIRECTIVE_KEYS = (
-    *_OWN_KEYS,
-    "image",
-    "parent",
-    "layers",
-    "added_layers",
-    "environment",
-    "added_environment",
-    "working_directory",
-    "enable_writable_file_system",
-    "mounts",
-    "added_mounts",
-    "network",
-    "user",
-    "group",
-)
-_CONTAINER_KEY_ORDER = _DIRECTIVE_KEYS[len(_OWN_KEYS) :]
-_U32_MAX = 2**32 - 1
+_DIRECTIVE_KEYS = (*_OWN_KEYS, *CONTAINER_KEY_ORDER)
 
 PathKey = tuple[str | int, ...]
 
@@ -194,7 +177,7 @@ class SpecFile:
             path: PathKey = ("containers", name)
             if not isinstance(spec, dict):
                 raise where.error(path, "expected a table")
-            reject_unknown_keys(spec, _CONTAINER_KEY_ORDER, where, path)
+            reject_unknown_keys(spec, CONTAINER_KEY_ORDER, where, path)
             containers[name] = parse_container_keys(spec, where, path)
         raw_directives = table.get("directives", [])
         if not isinstance(raw_directives, list):
@@ -251,9 +234,9 @@ def _directive(raw: object, path: PathKey, where: _LinedWhere, dialect: Dialect)
     timeout = None
     if "timeout" in raw:
         value = raw["timeout"]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U32_MAX:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U32_MAX:
             raise where.error(
-                (*path, "timeout"), f"expected a number of seconds from 0 to {_U32_MAX}"
+                (*path, "timeout"), f"expected a number of seconds from 0 to {U32_MAX}"
             )
         timeout = value
     container_keys = {k: v for k, v in raw.items() if k in CONTAINER_KEYS}
