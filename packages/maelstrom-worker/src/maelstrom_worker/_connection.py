@@ -210,7 +210,7 @@ async def serve_broker(
             raise
         except (PeerBroken, ProtocolError, ConnectionClosed) as error:
             delay = backoff.next_delay()
-            log.warning("cannot connect to broker: %s; retrying in %.1f s", error, delay)
+            log.warning("%s; retrying in %.1f s", error, delay)
             await trio.sleep(delay)
             continue
         backoff.reset()
