@@ -105,7 +105,9 @@ async def test_cancel_kills_a_running_job_and_drops_a_waiting_one(setup: Setup) 
     setup.enqueue(worker, waiting, "echo never")
     await setup.broker.wait_for(lambda: JobState.RUNNING in setup.states(running))
     await wait_until(lambda: processes_with_arg("4242"))
-    assert setup.states(waiting)[-1] is JobState.PENDING
+    # The waiting job has its layers too (its status update may still be on the way) and
+    # waits for the one slot.
+    await setup.broker.wait_for(lambda: setup.states(waiting)[-1:] == [JobState.PENDING])
     setup.broker.send_to_worker(worker, WorkerCancelJob(waiting))
     setup.broker.send_to_worker(worker, WorkerCancelJob(running))
     await wait_until(lambda: not processes_with_arg("4242"), timeout=5)
