@@ -35,6 +35,7 @@ from .errors import (
     MaelstromError,
     PeerBroken,
     ProtocolError,
+    exception_leaves,
 )
 from .net import MessageStream, open_message_stream
 from .proto import (
@@ -241,7 +242,7 @@ class BrokerRunner:
                 await self._receive_loop(nursery)
                 nursery.cancel_scope.cancel()
         except* (PeerBroken, ProtocolError, ConnectionClosed) as group:
-            reason = _first_leaf(group)
+            reason = exception_leaves(group)[0]
             self._fail_all(f"lost connection to broker at {self._address}: {reason}")
 
     async def _send_loop(self) -> None:
@@ -398,13 +399,6 @@ def _open_for_push(path: Path, digest: bytes) -> BinaryIO:
 
 def _read_manifest_blobs(path: Path) -> frozenset[bytes]:
     return frozenset(file_digests(decode_manifest(path.read_bytes())))
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
 
 
 @contextlib.asynccontextmanager

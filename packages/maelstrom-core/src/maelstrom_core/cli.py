@@ -24,7 +24,7 @@ import click
 
 from ._config import ConfigBase, Key
 from ._config_programs import ListMode, RunOptions, TestRunnerOptions
-from .errors import InternalError, MaelstromError, UsageError
+from .errors import InternalError, MaelstromError, UsageError, exception_leaves
 
 __all__ = [
     "CONFIG_FILE",
@@ -510,20 +510,6 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return leaves[0] if len(leaves) == 1 else None
-
-
 def run_cli(command: MaelstromCommand, argv: Sequence[str] | None = None) -> NoReturn:
     """Run ``command`` as a program and exit, mapping every error to a one-line message.
 
@@ -558,7 +544,8 @@ def run_cli(command: MaelstromCommand, argv: Sequence[str] | None = None) -> NoR
     except BaseException as exc:  # the one place that maps them all
         if isinstance(exc, SystemExit):
             raise
-        error = _single_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        leaves = exception_leaves(exc)
+        error = leaves[0] if len(leaves) == 1 else None
         if isinstance(error, KeyboardInterrupt):
             sys.exit(130)
         if isinstance(error, MaelstromError) and not isinstance(error, InternalError):

@@ -29,6 +29,7 @@ __all__ = [
     "SystemError_",
     "UsageError",
     "VersionMismatch",
+    "exception_leaves",
 ]
 
 
@@ -122,3 +123,13 @@ class InternalError(MaelstromError):
     """A bug in maelstrom. Please report it."""
 
     exit_code = 70
+
+
+def exception_leaves(error: BaseException) -> list[BaseException]:
+    """The plain exceptions inside ``error``, in order: itself unless it is a group.
+
+    Errors of tasks in nurseries arrive grouped; callers that report one error look here.
+    """
+    if not isinstance(error, BaseExceptionGroup):
+        return [error]
+    return [leaf for inner in error.exceptions for leaf in exception_leaves(inner)]

@@ -27,6 +27,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import trio
 from rich.console import Console
@@ -34,7 +35,7 @@ from rich.console import Console
 from .._job import ExitCode, JobCompleted, JobErrorKind, JobOutcome, JobState, JobTimedOut, Output
 from ..client import Client, ClientSettings, open_client
 from ..config import TestRunnerConfig, TestRunnerOptions
-from ..errors import MaelstromError, SpecError
+from ..errors import MaelstromError, SpecError, exception_leaves
 from ..specs import CollapsedJob, ImageRef, ImageUse
 from ..specs import JobSpec as UserJobSpec
 from ._directives import SpecFile, TestMetadata, init_spec_file
@@ -314,7 +315,7 @@ class _Run:
                         await aclose()
         except* BuildFailed as group:
             # Front ends build inside nurseries, so the failure may come wrapped in a group.
-            failure = _first_leaf(group)
+            failure = cast(BuildFailed, exception_leaves(group)[0])
         finally:
             self.ui.set_status("")
         if failure is not None:
@@ -540,23 +541,9 @@ class _Run:
         return failure.status
 
 
-def _first_leaf(group: BaseExceptionGroup[BuildFailed]) -> BuildFailed:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
 def _single_error(group: BaseExceptionGroup[BaseException]) -> MaelstromError | None:
     """The one ``MaelstromError`` a group of task errors holds, if it holds just that."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
+    leaves = exception_leaves(group)
     if len(leaves) == 1 and isinstance(leaves[0], MaelstromError):
         return leaves[0]
     return None
