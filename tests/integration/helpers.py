@@ -88,8 +88,13 @@ async def _run_process(
 ) -> None:
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         process = await trio.lowlevel.open_process(args, env=env, stdout=log, stderr=log)
+    task_status.started(process)
+    await wait_or_kill(process)
+
+
+async def wait_or_kill(process: trio.Process) -> None:
+    """Wait for ``process``; if cancelled first, kill it and reap it before going on."""
     try:
-        task_status.started(process)
         await process.wait()
     finally:
         with trio.CancelScope(shield=True):

@@ -23,6 +23,7 @@ from tests.integration.helpers import (
     processes_with_arg,
     real_broker_available,
     start_worker,
+    wait_or_kill,
     wait_until,
 )
 from tests.integration.scripted_broker import ScriptedBroker
@@ -129,13 +130,7 @@ class Cluster:
                 cwd=base,
             )
         task_status.started(Client(process, base / "out", base / "err"))
-        try:
-            await process.wait()
-        finally:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
+        await wait_or_kill(process)
 
 
 def broker_kinds() -> Iterator[object]:

@@ -22,6 +22,7 @@ from tests.integration.helpers import (
     log_of,
     processes_with_arg,
     start_worker,
+    wait_or_kill,
     wait_until,
 )
 from tests.integration.scripted_broker import ScriptedBroker
@@ -76,13 +77,7 @@ class Cluster:
                 cwd=self.tmp,
             )
         task_status.started(process)
-        try:
-            await process.wait()
-        finally:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
+        await wait_or_kill(process)
 
     def out(self) -> str:
         return (self.tmp / "run.out").read_text()
