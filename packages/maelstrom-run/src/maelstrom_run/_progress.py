@@ -79,12 +79,15 @@ class StatusLine:
     @contextmanager
     def cleared(self) -> Iterator[None]:
         """Write above the line: it is erased now and drawn again by ``run``."""
+        self.erase()
+        yield
+
+    def erase(self) -> None:
         if self._shown:
             self._stream.write("\r\x1b[K")
             self._stream.flush()
             self._shown = False
             self._drawn_version = -1
-        yield
 
     def draw(self, uploads: UploadStatistics | None = None) -> None:
         width = shutil.get_terminal_size().columns
@@ -103,5 +106,4 @@ class StatusLine:
                     self.draw(uploads)
                 await trio.sleep(_REDRAW_EVERY)
         finally:
-            with self.cleared():
-                pass
+            self.erase()

@@ -79,7 +79,7 @@ class EscapeFilter:
 
 
 class NotATerminal(MaelstromError):
-    pass
+    """``--tty`` needs standard input and output to be a terminal."""
 
 
 def run_tty(config: RunConfig, options: RunOptions) -> int:
