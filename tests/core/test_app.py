@@ -404,7 +404,7 @@ def test_junit_xml_is_a_report_option_not_a_config_key(tmp_path: Path) -> None:
 
     @maelstrom_command(
         GoTestConfig,
-        version="0",
+        distribution="maelstrom-core",
         params=runner_params(["tests"]),
         make_options=runner_options,
     )

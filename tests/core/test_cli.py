@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import maelstrom_core
 from maelstrom_core._config import STRING_LIST, key
 from maelstrom_core.cli import (
     configure_logging,
@@ -58,7 +59,7 @@ Seen = list[tuple[ToyConfig, TestRunnerOptions]]
 def toy_command(behaviour: Any = None, seen: Seen | None = None) -> Any:
     @maelstrom_command(
         ToyConfig,
-        version="9.9.9",
+        distribution="maelstrom-core",
         params=runner_params(["tests", "binaries", "packages"]),
         make_options=runner_options,
     )
@@ -132,7 +133,7 @@ def test_help_names_the_resolved_config_files(
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "--version") == (0, "toy 9.9.9\n", "")
+    assert run(capsys, "--version") == (0, f"toy {maelstrom_core.__version__}\n", "")
 
 
 # --- options to config and options ----------------------------------------------------------------

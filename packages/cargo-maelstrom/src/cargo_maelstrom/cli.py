@@ -14,12 +14,10 @@ from maelstrom_core.cli import (
 )
 from maelstrom_core.config import CargoConfig, TestRunnerOptions
 
-from . import __version__
-
 
 @maelstrom_command(
     CargoConfig,
-    version=__version__,
+    distribution="cargo-maelstrom",
     params=runner_params(["tests", "binaries", "packages"]),
     make_options=runner_options,
 )

@@ -13,12 +13,10 @@ from maelstrom_core.cli import (
 )
 from maelstrom_core.config import GoTestConfig, TestRunnerOptions
 
-from . import __version__
-
 
 @maelstrom_command(
     GoTestConfig,
-    version=__version__,
+    distribution="maelstrom-go-test",
     params=runner_params(["tests", "packages"]),
     make_options=runner_options,
 )

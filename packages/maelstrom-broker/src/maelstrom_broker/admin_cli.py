@@ -10,7 +10,6 @@ import click
 from maelstrom_core.cli import HeadedArgument, maelstrom_command, run_cli, run_entry_point
 from maelstrom_core.config import AdminConfig
 
-from . import __version__
 from ._admin import COMMANDS, AdminOptions
 
 
@@ -20,7 +19,7 @@ def _options(values: dict[str, Any]) -> AdminOptions:
 
 @maelstrom_command(
     AdminConfig,
-    version=__version__,
+    distribution="maelstrom-broker",
     make_options=_options,
     params=[
         HeadedArgument(

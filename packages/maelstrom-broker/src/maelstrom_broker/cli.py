@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from maelstrom_core.cli import maelstrom_command, run_cli, run_entry_point
 from maelstrom_core.config import BrokerConfig, NoOptions
 
-from . import __version__
 
-
-@maelstrom_command(BrokerConfig, version=__version__, make_options=lambda values: NoOptions())
+@maelstrom_command(
+    BrokerConfig, distribution="maelstrom-broker", make_options=lambda values: NoOptions()
+)
 def cli(config: BrokerConfig, options: NoOptions) -> int | None:
     """The maelstrom cluster broker: schedules jobs onto workers and stores artifacts."""
     return run_entry_point("maelstrom_broker._main", "the broker", config, options)

@@ -139,14 +139,14 @@ class MaelstromCommand(click.Command):
         name: str,
         *,
         config_cls: type[ConfigBase],
-        version: str,
+        distribution: str,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("context_settings", {})
         kwargs["context_settings"].setdefault("help_option_names", ["-h", "--help"])
         super().__init__(name, **kwargs)
         self.config_cls = config_cls
-        self.version = version
+        self.distribution = distribution
         self.var_arg_key = next((k for k in config_cls.config_keys() if k.var_arg), None)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -213,7 +213,10 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
         return
     command = ctx.command
     assert isinstance(command, MaelstromCommand)
-    click.echo(f"{command.config_cls.program} {command.version}")
+    # Looked up only when asked: importlib.metadata costs every other run ~40 ms of start-up.
+    from importlib.metadata import version
+
+    click.echo(f"{command.config_cls.program} {version(command.distribution)}")
     ctx.exit(0)
 
 
@@ -258,7 +261,7 @@ class _RunState:
 def maelstrom_command(
     config_cls: type[C],
     *,
-    version: str,
+    distribution: str,
     params: Sequence[click.Parameter] = (),
     make_options: Callable[[dict[str, Any]], O],
     context_settings: Mapping[str, Any] | None = None,
@@ -302,7 +305,7 @@ def maelstrom_command(
         return MaelstromCommand(
             config_cls.program,
             config_cls=config_cls,
-            version=version,
+            distribution=distribution,
             callback=callback,
             params=[*_common_params(config_cls), *config_params, *params],
             context_settings=dict(context_settings or {}),

@@ -7,12 +7,10 @@ from collections.abc import Sequence
 from maelstrom_core.cli import maelstrom_command, run_cli, run_entry_point, run_options, run_params
 from maelstrom_core.config import RunConfig, RunOptions
 
-from . import __version__
-
 
 @maelstrom_command(
     RunConfig,
-    version=__version__,
+    distribution="maelstrom-run",
     params=run_params(),
     make_options=run_options,
     # Everything after PROGRAM belongs to it: `maelstrom-run --one ls -l` must not read -l.

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from maelstrom_core.cli import maelstrom_command, run_cli, run_entry_point
 from maelstrom_core.config import NoOptions, WorkerConfig
 
-from . import __version__
 
-
-@maelstrom_command(WorkerConfig, version=__version__, make_options=lambda values: NoOptions())
+@maelstrom_command(
+    WorkerConfig, distribution="maelstrom-worker", make_options=lambda values: NoOptions()
+)
 def cli(config: WorkerConfig, options: NoOptions) -> int | None:
     """The maelstrom cluster worker: runs jobs in rootless containers for a broker.
 
